@@ -265,7 +265,11 @@ function parseNumber(spec: NumberFlag, raw: string, fromFlag: boolean): number {
 
 /** The `--help` text. */
 export function helpText(): string {
+  const [port, ...limits] = NUMBER_FLAGS.map((
+    f,
+  ) => [`--${f.flag}`, f.env, `${f.help} (${DEFAULT_OPTIONS[f.key] as number})`]);
   const rows = [
+    port,
     ["--hostname", "HOST", `interface to listen on (${DEFAULT_OPTIONS.hostname})`],
     ["--default-group", "DEFAULT_GROUP", `group every connection is in; "" = none (lobby)`],
     [
@@ -273,9 +277,7 @@ export function helpText(): string {
       "ALLOWED_ORIGINS",
       "extra browser origin allowed (repeatable; env comma-separated; may be * or null)",
     ],
-    ...NUMBER_FLAGS.map((
-      f,
-    ) => [`--${f.flag}`, f.env, `${f.help} (${DEFAULT_OPTIONS[f.key] as number})`]),
+    ...limits,
     ["--static-dir", "STATIC_DIR", "directory of the browser client (static/)"],
     ["--log-level", "LOG_LEVEL", `${LOG_LEVELS.join("|")} (info)`],
     ["--help, -h", "", "show this help"],

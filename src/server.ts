@@ -144,7 +144,8 @@ function acceptWebSocket(request: Request, context: ServerContext): Response {
 
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: dialect === "v1" ? PROTOCOL_NAME : undefined,
-    idleTimeout: options.idleTimeout,
+    // Deno pings after half its idleTimeout of silence and closes after the other half.
+    idleTimeout: options.idleTimeout * 2,
   });
   socket.binaryType = "arraybuffer";
   const connection = new Connection(
