@@ -226,28 +226,51 @@ export function parseCommandLine(
   const logLevel = text("log-level", "LOG_LEVEL");
   if (logLevel !== undefined) {
     if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+      const name = parsed["log-level"] !== undefined ? "--log-level" : "LOG_LEVEL";
       throw new ConfigError(
-        `--log-level: must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`,
+        `${name}: must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`,
       );
     }
     options.logLevel = logLevel as LogLevel;
   }
-  const origins = parsed["allowed-origin"] ?? env("ALLOWED_ORIGINS")?.split(",") ?? [];
+  // parseArgs gives a collected flag that was not given as [], never undefined.
+  const flagOrigins = parsed["allowed-origin"] ?? [];
+  const origins = flagOrigins.length > 0 ? flagOrigins : env("ALLOWED_ORIGINS")?.split(",") ?? [];
   options.allowedOrigins = origins.map((origin) => origin.trim()).filter((o) => o !== "");
   return { kind: "serve", options };
 }
 
 function parseFlags(args: string[]): ParsedArgs {
   const parse = untypedParseArgs as (args: string[], options: unknown) => ParsedArgs;
-  return parse(args, {
+  return parse(joinEmptyValues(args), {
     string: STRING_FLAGS,
     boolean: ["help", "version"],
     collect: ["allowed-origin"],
     alias: { h: "help", V: "version" },
-    unknown: (arg: string) => {
-      throw new ConfigError(`unknown flag: ${arg} (see --help)`);
+    // Called with the flag's key for a flag, with the argument alone for a positional one.
+    unknown: (arg: string, key?: string) => {
+      throw new ConfigError(
+        key === undefined ? `unexpected argument: "${arg}"` : `unknown flag: ${arg} (see --help)`,
+      );
     },
   });
+}
+
+// parseArgs does not take an empty next argument as a flag's value (`--default-group ""`
+// would leave "" behind as a stray argument), so such a pair is passed as `--flag=`.
+function joinEmptyValues(args: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return [...joined, ...args.slice(i)];
+    if (args[i + 1] === "" && arg.startsWith("--") && STRING_FLAGS.includes(arg.slice(2))) {
+      joined.push(`${arg}=`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 function parseNumber(spec: NumberFlag, raw: string, fromFlag: boolean): number {

@@ -25,6 +25,7 @@ import {
   encodeMessage,
   encodePong,
   type ErrorCode,
+  type Frame,
   type MessageCommand,
   parseFrame,
   type ProtocolError,
@@ -81,7 +82,12 @@ export class Dispatcher {
       return;
     }
     if (decision === "drop") {
-      this.#fail(client, "rate_limited");
+      // A dropped command is still answered with its id, so that no request waits forever.
+      this.#fail(
+        client,
+        "rate_limited",
+        typeof data === "string" ? idOf(parseFrame(data)) : undefined,
+      );
       return;
     }
     if (typeof data !== "string") {
@@ -200,6 +206,12 @@ export class Dispatcher {
     this.#metrics.countError(error.code);
     client.send(toEveryone(encodeError(error)));
   }
+}
+
+/** The id a command frame carries (a relay has none), for answering it when it is dropped. */
+function idOf(frame: Frame): CommandId | undefined {
+  if (frame.kind === "command") return frame.command.id;
+  return frame.kind === "error" ? frame.error.id : undefined;
 }
 
 /** Whether a message is over `max` bytes, measuring UTF-8 only when it can matter. */

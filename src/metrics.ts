@@ -31,6 +31,9 @@ const CLOSE_REASONS: readonly CloseReason[] = [
 export function closeReasonOf(code: number): CloseReason {
   switch (code) {
     case 1000:
+    // A clean closing handshake whose close frame carried no code (a browser's
+    // plain `ws.close()`): normal, not a vanished peer.
+    case 1005:
       return "normal";
     case 1001:
       return "going_away";
@@ -41,7 +44,6 @@ export function closeReasonOf(code: number): CloseReason {
     case 1013:
       return "slow_consumer";
     case 0:
-    case 1005:
     case 1006:
       return "abnormal";
     default:
