@@ -45,6 +45,22 @@ export class FlushScheduler {
   };
 }
 
+// An event-loop turn counter: it moves on once per turn, after the turn's I/O
+// callbacks, and only while something asks for it.
+let turn = 0;
+let turnPending = false;
+const nextTurn = () => {
+  turn++;
+  turnPending = false;
+};
+function currentTurn(): number {
+  if (!turnPending) {
+    turnPending = true;
+    setImmediate(nextTurn);
+  }
+  return turn;
+}
+
 /** What a connection shares with the server that owns it. */
 export interface ConnectionContext {
   readonly metrics: Metrics;
@@ -70,6 +86,9 @@ export class Connection implements Peer {
    * bound says the limit may be near, which keeps an op call off most sends.
    */
   #bufferedBound = 0;
+  /** Bytes written in the current event-loop turn: the socket has not had a chance to send them. */
+  #writtenThisTurn = 0;
+  #writtenTurn = -1;
   #closed = false;
 
   constructor(
@@ -152,10 +171,21 @@ export class Connection implements Peer {
     const limit = this.#context.slowConsumerBytes;
     if (this.#bufferedBound + this.#queuedBytes + size <= limit) return true;
     this.#bufferedBound = this.#socket.bufferedAmount;
-    return this.#bufferedBound + this.#queuedBytes + size <= limit;
+    if (this.#bufferedBound + this.#queuedBytes + size <= limit) return true;
+    // Bytes handed over in this turn are unsent because the runtime writes them
+    // only after the turn, however fast the reader: a burst larger than the
+    // limit is no sign of a slow reader. Only a backlog older than this turn is.
+    const thisTurn = this.#writtenTurn === currentTurn() ? this.#writtenThisTurn : 0;
+    return this.#bufferedBound - thisTurn <= limit;
   }
 
   #write(frame: string | Uint8Array, size: number): void {
+    const now = currentTurn();
+    if (this.#writtenTurn !== now) {
+      this.#writtenTurn = now;
+      this.#writtenThisTurn = 0;
+    }
+    this.#writtenThisTurn += size;
     this.#bufferedBound += size;
     this.#socket.send(frame);
     const metrics = this.#context.metrics;

@@ -203,6 +203,7 @@ export async function rawUpgrade(
     head += new TextDecoder().decode(buffer.subarray(0, n));
   }
   if (!head.startsWith("HTTP/1.1 101")) {
+    conn.close();
     throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
   }
   return conn;

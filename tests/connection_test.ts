@@ -4,13 +4,18 @@ import { binaryRelay, textRelay, toEveryone, toV1Only } from "../src/delivery.ts
 import { Metrics } from "../src/metrics.ts";
 import { RateLimiter } from "../src/rate_limit.ts";
 
-/** A socket double: records frames; `bufferedAmount` is set by the test. */
+/** A socket double: records frames, and holds them as unsent until the test drains it. */
 class FakeSocket {
   bufferedAmount = 0;
   readonly sent: (string | Uint8Array)[] = [];
   readonly closes: [number, string][] = [];
   send(frame: string | Uint8Array): void {
     this.sent.push(frame);
+    this.bufferedAmount += typeof frame === "string" ? frame.length : frame.byteLength;
+  }
+  /** The reader took every byte. */
+  drain(): void {
+    this.bufferedAmount = 0;
   }
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
@@ -65,31 +70,45 @@ Deno.test("a binary frame to a v1 peer goes out after the messages queued before
   assertEquals(socket.sent, ['{"n":1}', new Uint8Array([7])]);
 });
 
-Deno.test("a reader over the slow-consumer limit is closed 1013 and evicted, once", async () => {
-  const { socket, metrics, evicted, connection } = connect("v1", 1024);
+Deno.test("a burst larger than the limit within one turn is no sign of a slow reader", async () => {
+  const { socket, evicted, connection } = connect("v1", 1024);
   assertEquals(connection.send(toV1Only("x".repeat(600))), true);
-  assertEquals(connection.send(toV1Only("x".repeat(600))), false);
+  assertEquals(connection.send(toV1Only("y".repeat(600))), true);
+  await nextTurn();
+  assertEquals(evicted, []);
+  assertEquals(socket.sent, ["x".repeat(600) + "\n" + "y".repeat(600)]);
+});
+
+Deno.test("a reader whose backlog from earlier turns is over the limit is closed 1013, once", async () => {
+  const { socket, metrics, evicted, connection } = connect("v1", 1024);
+  for (let i = 0; i < 3; i++) connection.send(toV1Only("x".repeat(400)));
+  await nextTurn(); // the reader reads nothing from here on
+  assertEquals(connection.send(toV1Only("late")), false);
   assertEquals(socket.closes, [[1013, "slow consumer"]]);
   assertEquals(evicted, [connection]);
-  assertEquals(connection.send(toV1Only("late")), false);
+  assertEquals(connection.send(toV1Only("later")), false);
   await nextTurn();
-  assertEquals(socket.sent, [], "what was queued for an evicted reader is dropped");
+  assertEquals(socket.sent.length, 1, "nothing more is written to an evicted reader");
   assertEquals(evicted.length, 1);
   assertEquals(metrics.drops, 2);
 });
 
-Deno.test("a seed reader whose socket stops draining is evicted at the limit", () => {
+Deno.test("a seed reader whose socket stops draining is evicted once its old backlog passes the limit", async () => {
   const { socket, evicted, connection } = connect("seed", 1024);
-  for (let i = 0; i < 5; i++) connection.send(toEveryone("x".repeat(200)));
-  socket.bufferedAmount = 1000; // the reader stopped reading
+  for (let i = 0; i < 6; i++) connection.send(toEveryone("x".repeat(200)));
+  await nextTurn(); // nothing was read
   assertEquals(connection.send(toEveryone("x".repeat(200))), false);
   assertEquals(evicted, [connection]);
-  assertEquals(socket.sent.length, 5);
+  assertEquals(socket.sent.length, 6);
 });
 
-Deno.test("a reader that drained its socket is not evicted", () => {
+Deno.test("a reader that keeps draining its socket is never evicted", async () => {
   const { socket, evicted, connection } = connect("seed", 1024);
-  for (let i = 0; i < 10; i++) connection.send(toEveryone("x".repeat(200)));
+  for (let turn = 0; turn < 10; turn++) {
+    for (let i = 0; i < 4; i++) connection.send(toEveryone("x".repeat(200)));
+    await nextTurn();
+    socket.drain();
+  }
   assertEquals(evicted, [], "bufferedAmount is read again before evicting");
-  assertEquals(socket.sent.length, 10);
+  assertEquals(socket.sent.length, 40);
 });
