@@ -81,58 +81,44 @@ export class Metrics {
 
   /** The exposition text, with the registry's current gauges. */
   render(stats: RegistryStats): string {
+    const families: [name: string, type: string, help: string, samples: [string, number][]][] = [
+      ["connections", "gauge", "Open WebSocket connections.", [["", stats.connections]]],
+      ["users", "gauge", "Identified users with a connection.", [["", stats.users]]],
+      ["groups", "gauge", "Groups that exist now.", [["", stats.groups]]],
+      ["connections_opened_total", "counter", "WebSocket connections accepted.", [[
+        "",
+        this.connectionsOpened,
+      ]]],
+      ["upgrades_refused_total", "counter", "Upgrades refused (origin, limits).", [[
+        "",
+        this.upgradesRefused,
+      ]]],
+      ["frames_in_total", "counter", "Frames received.", [["", this.framesIn]]],
+      ["frames_out_total", "counter", "Frames sent; a batch counts once.", [["", this.framesOut]]],
+      ["bytes_in_total", "counter", "Received (text in UTF-16 units).", [["", this.bytesIn]]],
+      ["bytes_out_total", "counter", "Sent (text in UTF-16 units).", [["", this.bytesOut]]],
+      ["deliveries_total", "counter", "Messages handed to a connection.", [["", this.deliveries]]],
+      ["drops_total", "counter", "Messages not delivered (closed or evicted reader).", [[
+        "",
+        this.drops,
+      ]]],
+      ["errors_total", "counter", "Error frames sent, by code.", labelled("code", this.errors)],
+      [
+        "closes_total",
+        "counter",
+        "Connections closed, by reason.",
+        labelled("reason", this.closes),
+      ],
+    ];
     const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+    for (const [name, type, help, samples] of families) {
       lines.push(`# HELP switchboard_${name} ${help}`, `# TYPE switchboard_${name} ${type}`);
       for (const [labels, value] of samples) lines.push(`switchboard_${name}${labels} ${value}`);
-    };
-    metric("connections", "gauge", "Open WebSocket connections.", [["", stats.connections]]);
-    metric("users", "gauge", "Identified users with at least one connection.", [[
-      "",
-      stats.users,
-    ]]);
-    metric("groups", "gauge", "Groups that exist now.", [["", stats.groups]]);
-    metric("connections_opened_total", "counter", "WebSocket connections accepted.", [[
-      "",
-      this.connectionsOpened,
-    ]]);
-    metric("upgrades_refused_total", "counter", "Upgrade requests refused (origin, limits).", [[
-      "",
-      this.upgradesRefused,
-    ]]);
-    metric("frames_in_total", "counter", "Frames received.", [["", this.framesIn]]);
-    metric("frames_out_total", "counter", "Frames sent (a batched frame counts once).", [[
-      "",
-      this.framesOut,
-    ]]);
-    metric("bytes_in_total", "counter", "Payload received (text in UTF-16 units).", [[
-      "",
-      this.bytesIn,
-    ]]);
-    metric("bytes_out_total", "counter", "Payload sent (text in UTF-16 units).", [[
-      "",
-      this.bytesOut,
-    ]]);
-    metric("deliveries_total", "counter", "Messages handed to a connection.", [[
-      "",
-      this.deliveries,
-    ]]);
-    metric("drops_total", "counter", "Messages not delivered to a closed or evicted connection.", [[
-      "",
-      this.drops,
-    ]]);
-    metric(
-      "errors_total",
-      "counter",
-      "Error frames sent, by code.",
-      [...this.errors].map(([code, n]) => [`{code="${code}"}`, n]),
-    );
-    metric(
-      "closes_total",
-      "counter",
-      "Connections closed, by reason.",
-      [...this.closes].map(([reason, n]) => [`{reason="${reason}"}`, n]),
-    );
+    }
     return lines.join("\n") + "\n";
   }
+}
+
+function labelled(label: string, counts: Map<string, number>): [string, number][] {
+  return [...counts].map(([value, count]) => [`{${label}="${value}"}`, count]);
 }
