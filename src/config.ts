@@ -38,7 +38,7 @@ export interface ServerOptions {
   slowConsumerBytes: number;
   /** Seconds of silence before a ping, and as long again before a close; 0 turns it off. */
   idleTimeout: number;
-  /** Milliseconds over which presence changes are coalesced into one frame (at most 100). */
+  /** Least milliseconds between two presence diffs of one group (at most 100); a lone change goes at once. */
   presenceWindowMs: number;
   /** Directory of the browser client. */
   staticDir: string;
@@ -59,7 +59,7 @@ export const DEFAULT_OPTIONS: Readonly<ServerOptions> = {
   maxConnections: 10_000,
   slowConsumerBytes: 1024 * 1024,
   idleTimeout: 30,
-  presenceWindowMs: 25,
+  presenceWindowMs: 100,
   staticDir: new URL("../static", import.meta.url).pathname,
   logLevel: "info",
 };
@@ -172,7 +172,7 @@ const NUMBER_FLAGS: readonly NumberFlag[] = [
     min: 0,
     max: 100,
     integer: true,
-    help: "milliseconds of presence changes coalesced into one frame",
+    help: "least milliseconds between two presence diffs of one group",
   },
 ];
 

@@ -28,37 +28,38 @@ export const CLOSE_SLOW_CONSUMER = 1013;
 export class FlushScheduler {
   #pending: Connection[] = [];
   #scheduled = false;
+  #turn = 0;
 
   /** Flushes `connection` at the end of this turn. */
   schedule(connection: Connection): void {
     this.#pending.push(connection);
+    this.#wake();
+  }
+
+  /**
+   * A number that changes from one event-loop turn to the next: the runtime
+   * writes what a turn sent only after it, which the slow-consumer check needs
+   * to know.
+   */
+  turn(): number {
+    this.#wake();
+    return this.#turn;
+  }
+
+  #wake(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(this.#flushAll);
   }
 
   #flushAll = (): void => {
-    this.#scheduled = false;
     const pending = this.#pending;
     this.#pending = [];
     for (const connection of pending) connection.flush();
+    // The flush's writes belong to the turn that is ending: the runtime sends them after it.
+    this.#turn++;
+    this.#scheduled = false;
   };
-}
-
-// An event-loop turn counter: it moves on once per turn, after the turn's I/O
-// callbacks, and only while something asks for it.
-let turn = 0;
-let turnPending = false;
-const nextTurn = () => {
-  turn++;
-  turnPending = false;
-};
-function currentTurn(): number {
-  if (!turnPending) {
-    turnPending = true;
-    setImmediate(nextTurn);
-  }
-  return turn;
 }
 
 /** What a connection shares with the server that owns it. */
@@ -175,12 +176,12 @@ export class Connection implements Peer {
     // Bytes handed over in this turn are unsent because the runtime writes them
     // only after the turn, however fast the reader: a burst larger than the
     // limit is no sign of a slow reader. Only a backlog older than this turn is.
-    const thisTurn = this.#writtenTurn === currentTurn() ? this.#writtenThisTurn : 0;
+    const thisTurn = this.#writtenTurn === this.#context.flusher.turn() ? this.#writtenThisTurn : 0;
     return this.#bufferedBound - thisTurn <= limit;
   }
 
   #write(frame: string | Uint8Array, size: number): void {
-    const now = currentTurn();
+    const now = this.#context.flusher.turn();
     if (this.#writtenTurn !== now) {
       this.#writtenTurn = now;
       this.#writtenThisTurn = 0;

@@ -51,14 +51,20 @@ export async function startServer(
 ): Promise<SwitchboardServer> {
   const options: ServerOptions = { ...DEFAULT_OPTIONS, ...overrides };
   let presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  let lastPresenceFlush = -Infinity;
+  const flushPresence = () => {
+    presenceTimer = undefined;
+    lastPresenceFlush = Date.now();
+    registry.flushPresence();
+  };
   const registry = new Registry({
     defaultGroup: options.defaultGroup,
     maxGroups: options.maxGroups,
+    // Leading edge: a lone change goes out at once; in a storm, at most one
+    // diff per window reaches each member, so N arrivals never cost N² frames.
     onPresencePending: () => {
-      presenceTimer = setTimeout(() => {
-        presenceTimer = undefined;
-        registry.flushPresence();
-      }, options.presenceWindowMs);
+      const wait = Math.max(0, lastPresenceFlush + options.presenceWindowMs - Date.now());
+      presenceTimer = setTimeout(flushPresence, wait);
     },
   });
   const metrics = new Metrics();
