@@ -154,7 +154,9 @@ const loadgens = new Set<Deno.ChildProcess>();
 function drain(stream: ReadableStream<Uint8Array>, tail: string[]): void {
   (async () => {
     try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      // The cast settles a clash between Deno's and Node's stream types when both are loaded.
+      const decoder = new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>;
+      for await (const chunk of stream.pipeThrough(decoder)) {
         for (const line of chunk.split("\n")) {
           if (!line) continue;
           tail.push(line);
