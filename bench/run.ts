@@ -151,6 +151,14 @@ const running = new Set<Running>();
 /** Load generators in flight, killed with the servers on any exit path. */
 const loadgens = new Set<Deno.ChildProcess>();
 
+/** `deno task start`'s command from deno.json, without its leading `deno`. */
+async function startTask(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
+  const words = String(config.tasks.start).split(/\s+/);
+  if (words[0] !== "deno") throw new Error(`unexpected start task: ${config.tasks.start}`);
+  return words.slice(1);
+}
+
 function drain(stream: ReadableStream<Uint8Array>, tail: string[]): void {
   (async () => {
     try {
@@ -675,16 +683,14 @@ async function main(): Promise<number> {
     if (name === "switchboard") {
       try {
         await Deno.stat(`${ROOT}/main.ts`);
+        // Exactly what `deno task start` runs (runtime flags and permissions), plus the port.
+        const start = await startTask();
         specs.push({
           name,
           dialects: ["seed", "v1"],
           argv: (port) => [
             Deno.execPath(),
-            "run",
-            "--allow-net",
-            "--allow-read=static",
-            "--allow-env",
-            "main.ts",
+            ...start,
             "--port",
             String(port),
             "--hostname",

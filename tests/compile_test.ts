@@ -1,6 +1,6 @@
 /**
- * The one-executable build: compiles `main.ts` with the `compile` task's
- * flags, then runs the binary. `deno compile` downloads its `denort` runtime
+ * The one-executable build: runs the `compile` task's command (into a
+ * temporary directory), then runs the binary. `deno compile` downloads its `denort` runtime
  * on first use; where that download is impossible (an offline machine), the
  * test is registered as ignored and says so.
  */
@@ -10,18 +10,12 @@ const root = new URL("..", import.meta.url).pathname;
 const outputDir = await Deno.makeTempDir({ prefix: "switchboard-compile-" });
 const binary = `${outputDir}/switchboard`;
 
+// The compile task itself, from deno.json, writing into a temporary directory.
+const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
+const compileArgs = String(config.tasks.compile).split(/\s+/).slice(1)
+  .map((word, i, words) => words[i - 1] === "--output" ? binary : word);
 const build = await new Deno.Command(Deno.execPath(), {
-  args: [
-    "compile",
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--include",
-    "static/",
-    "--output",
-    binary,
-    "main.ts",
-  ],
+  args: compileArgs,
   cwd: root,
   stdout: "null",
   stderr: "piped",
