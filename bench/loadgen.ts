@@ -211,15 +211,6 @@ function parseMarkerBytes(buf: Uint8Array, m: number): number {
 const PRESENCE_PREFIX = encoder.encode('{"type":"presence"');
 const PRESENCE: Record<string, unknown> = { type: "presence" };
 
-/**
- * `buf.indexOf(byte, from)` bounded to `to`: the read buffer holds stale bytes
- * past the frame, and an unbounded search would scan all of it per message.
- */
-function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
-  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
-  return -1;
-}
-
 function startsWith(buf: Uint8Array, at: number, end: number, prefix: Uint8Array): boolean {
   if (end - at < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (buf[at + i] !== prefix[i]) return false;
@@ -270,23 +261,27 @@ async function openRaw(
       now = performance.now() * 1000;
     },
     onText(buf, start, end) {
+      // One view per frame: native (vectorised) searches that never run past the frame into
+      // the stale bytes of the read buffer, at one allocation per frame, not per message.
+      const frame = buf.subarray(start, end);
       if (!v1) {
         // Seed dialect: one message per frame, the marker somewhere inside.
-        const m = indexIn(buf, 0x7e, start, end);
-        if (m >= 0) sink.delivery(parseMarkerBytes(buf, m), now);
-        else controlLine(sink, index, decoder.decode(buf.subarray(start, end)));
+        const m = frame.indexOf(0x7e);
+        if (m >= 0) sink.delivery(parseMarkerBytes(frame, m), now);
+        else controlLine(sink, index, decoder.decode(frame));
         return;
       }
       // v1: one or more JSON messages separated by "\n".
-      let ls = start;
-      while (ls < end) {
-        let le = indexIn(buf, 0x0a, ls, end);
-        if (le < 0) le = end;
-        const m = indexIn(buf, 0x7e, ls, le);
-        if (m >= 0) sink.delivery(parseMarkerBytes(buf, m), now);
+      const n = frame.length;
+      let ls = 0;
+      while (ls < n) {
+        let le = frame.indexOf(0x0a, ls);
+        if (le < 0) le = n;
+        const m = frame.indexOf(0x7e, ls);
+        if (m >= 0 && m < le) sink.delivery(parseMarkerBytes(frame, m), now);
         // Presence storms (10k identified clients) must not cost a JSON parse each.
-        else if (startsWith(buf, ls, le, PRESENCE_PREFIX)) sink.control(index, PRESENCE, "");
-        else controlLine(sink, index, decoder.decode(buf.subarray(ls, le)));
+        else if (startsWith(frame, ls, le, PRESENCE_PREFIX)) sink.control(index, PRESENCE, "");
+        else controlLine(sink, index, decoder.decode(frame.subarray(ls, le)));
         ls = le + 1;
       }
     },

@@ -73,22 +73,12 @@ export function parseFlags(args: string[]): RunFlags {
         roundsGiven = true;
         if (!Number.isFinite(f.rounds)) throw new Error("--rounds needs a number");
         break;
-      case "--workloads": {
-        const w = value().split(",").filter(Boolean);
-        for (const x of w) {
-          if (!ALL_WORKLOADS.includes(x as Workload)) throw new Error(`unknown workload ${x}`);
-        }
-        f.workloads = w as Workload[];
+      case "--workloads":
+        f.workloads = listOf(value(), ALL_WORKLOADS, "workload");
         break;
-      }
-      case "--servers": {
-        const s = value().split(",").filter(Boolean);
-        for (const x of s) {
-          if (!ALL_SERVERS.includes(x as ServerName)) throw new Error(`unknown server ${x}`);
-        }
-        f.servers = s as ServerName[];
+      case "--servers":
+        f.servers = listOf(value(), ALL_SERVERS, "server");
         break;
-      }
       case "--help":
       case "-h":
         console.log(
@@ -150,6 +140,15 @@ interface Running {
 const running = new Set<Running>();
 /** Load generators in flight, killed with the servers on any exit path. */
 const loadgens = new Set<Deno.ChildProcess>();
+
+/** A comma-separated flag value, each item one of `allowed`. */
+function listOf<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
+  const items = value.split(",").filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) throw new Error(`unknown ${what} ${item}`);
+  }
+  return items as T[];
+}
 
 /** `deno task start`'s command from deno.json, without its leading `deno`. */
 async function startTask(): Promise<string[]> {

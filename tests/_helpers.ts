@@ -7,6 +7,7 @@
 
 import type { ServerOptions } from "../src/config.ts";
 import { startServer, type SwitchboardServer } from "../src/server.ts";
+import { clientFrame, closeQuietly, rawHandshake } from "./_wire.ts";
 
 /** Starts a quiet server on a free loopback port, runs `fn`, and always shuts it down. */
 export async function withServer(
@@ -181,46 +182,15 @@ export async function rawUpgrade(
   server: SwitchboardServer,
   protocol?: string,
 ): Promise<Deno.TcpConn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  const request = [
-    "GET /ws HTTP/1.1",
-    `Host: 127.0.0.1:${server.addr.port}`,
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    `Sec-WebSocket-Key: ${key}`,
-    "Sec-WebSocket-Version: 13",
-    ...(protocol ? [`Sec-WebSocket-Protocol: ${protocol}`] : []),
-    "",
-    "",
-  ].join("\r\n");
-  await conn.write(new TextEncoder().encode(request));
-  const buffer = new Uint8Array(4096);
-  let head = "";
-  while (!head.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) throw new Error("connection closed during the handshake");
-    head += new TextDecoder().decode(buffer.subarray(0, n));
-  }
-  if (!head.startsWith("HTTP/1.1 101")) {
-    conn.close();
-    throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
+  const { response, conn } = await rawHandshake(server, { protocol });
+  if (response.status !== 101) {
+    closeQuietly(conn);
+    throw new Error(`upgrade refused: ${response.statusLine}`);
   }
   return conn;
 }
 
 /** A masked client text frame, for raw connections. */
 export function clientTextFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const header = payload.length < 126
-    ? [0x81, 0x80 | payload.length]
-    : [0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff];
-  const frame = new Uint8Array(header.length + 4 + payload.length);
-  frame.set(header);
-  frame.set(mask, header.length);
-  for (let i = 0; i < payload.length; i++) {
-    frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
-  }
-  return frame;
+  return clientFrame(0x1, new TextEncoder().encode(text));
 }

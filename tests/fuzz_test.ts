@@ -23,6 +23,7 @@ const V1_USER = "fuzz-v1";
 const SEED_USER = "fuzz-seed";
 
 const COMMANDS = ["online", "join", "leave", "message", "members", "ping"];
+// The contract's codes, written out here rather than imported, so the test checks src against them.
 const ERROR_CODES = [
   "invalid_message",
   "invalid_name",
