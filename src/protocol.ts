@@ -281,9 +281,21 @@ export interface AnnouncedLimits {
   maxGroups: number;
 }
 
-/** The first frame a `switchboard.v1` connection receives. */
-export function encodeWelcome(connection: string, limits: AnnouncedLimits): string {
-  return JSON.stringify({ type: "welcome", connection, protocol: PROTOCOL_NAME, limits });
+/** The first frame a `switchboard.v1` connection receives; `defaultGroup` is `null` when off. */
+export function encodeWelcome(
+  connection: string,
+  limits: AnnouncedLimits,
+  defaultGroup: string | null,
+): string {
+  // `defaultGroup` goes beyond the contract's fields: a client cannot otherwise know which
+  // group it is already in (it is configurable, and may be off).
+  return JSON.stringify({
+    type: "welcome",
+    connection,
+    protocol: PROTOCOL_NAME,
+    limits,
+    defaultGroup,
+  });
 }
 
 /** A successful command's answer; `fields` are the command's own ack fields. */

@@ -178,7 +178,7 @@ function acceptWebSocket(request: Request, context: ServerContext): Response {
         rateLimit: options.rate,
         rateBurst: options.burst,
         maxGroups: options.maxGroups,
-      })));
+      }, options.defaultGroup)));
     }
   };
   socket.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {

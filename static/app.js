@@ -17,18 +17,20 @@ import { Connection, socketUrl } from "./client.js";
 
 const NAME_KEY = "switchboard.name";
 const GROUPS_KEY = "switchboard.groups";
-const LOBBY = "lobby";
-const LOBBY_KEY = `group:${LOBBY}`;
 const MAX_KEPT_MESSAGES = 500;
 const MAX_SHOWN_ERRORS = 3;
 
 const $ = (id) => document.getElementById(id);
 
+/** The server's default group, which every connection is in; `welcome` names it. */
+let lobby = "lobby";
+const lobbyKey = () => `group:${lobby}`;
+
 const state = {
   user: null,
   /** key → { key, kind: "group"|"user", name, members: Set, elements: [], unread, scrollTop } */
   conversations: new Map(),
-  current: LOBBY_KEY,
+  current: lobbyKey(),
   /** messages waiting for a connection: { command, el } */
   outbox: [],
 };
@@ -111,7 +113,7 @@ const groupConversations = () =>
 const title = (conv) => (conv.kind === "group" ? `#${conv.name}` : conv.name);
 
 function saveGroups() {
-  const names = groupConversations().map((c) => c.name).filter((name) => name !== LOBBY);
+  const names = groupConversations().map((c) => c.name).filter((name) => name !== lobby);
   localStorage.setItem(GROUPS_KEY, JSON.stringify(names));
 }
 
@@ -139,7 +141,7 @@ function select(key) {
 function forget(conv) {
   state.conversations.delete(conv.key);
   saveGroups();
-  if (conv.key === state.current) select(LOBBY_KEY);
+  if (conv.key === state.current) select(lobbyKey());
   else renderConversationList();
 }
 
@@ -166,6 +168,8 @@ function isAtBottom(log) {
 
 function receive(message) {
   switch (message.type) {
+    case "welcome":
+      return adoptDefaultGroup(message.defaultGroup);
     case "message":
       return receiveMessage(message);
     case "relay":
@@ -184,12 +188,23 @@ function receiveMessage({ from, group, to, data, ts }) {
 }
 
 /**
+ * The server names its default group in `welcome`. Until then the page shows a placeholder
+ * under the usual name, which gives way to the real one.
+ */
+function adoptDefaultGroup(name) {
+  if (typeof name !== "string" || name === lobby) return;
+  const placeholder = state.conversations.get(lobbyKey());
+  lobby = name;
+  if (placeholder) forget(placeholder);
+}
+
+/**
  * Relayed frames come from seed-dialect clients. One that is a JSON object with "to" was sent
  * to this user directly, so it belongs to the direct conversation with its (identified) sender;
  * everything else was broadcast to the default group.
  */
 function receiveRelay({ from, data }) {
-  const key = from !== null && isDirectRelay(data) ? `user:${from}` : LOBBY_KEY;
+  const key = from !== null && isDirectRelay(data) ? `user:${from}` : lobbyKey();
   show(conversation(key), from ?? "anonymous", displayText(data), Date.now());
 }
 
@@ -237,7 +252,7 @@ async function joinGroup(name) {
  */
 function rejoinAndFlush() {
   announce("Connected.");
-  conversation(LOBBY_KEY); // every connection is in the default group; the join fetches members
+  conversation(lobbyKey()); // every connection is in the default group; the join fetches members
   for (const conv of groupConversations()) rejoin(conv);
   for (const entry of state.outbox.splice(0)) deliver(entry);
 }
@@ -404,7 +419,7 @@ function renderConversation() {
   $("conversation-title").textContent = title(conv);
   $("message-input").placeholder = `Message ${title(conv)}`;
   const leave = $("leave-button");
-  leave.hidden = conv.key === LOBBY_KEY;
+  leave.hidden = conv.key === lobbyKey();
   leave.textContent = conv.kind === "group" ? "Leave group" : "Close conversation";
   renderConversationList();
   renderMembers();

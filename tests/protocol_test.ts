@@ -440,7 +440,11 @@ const TRICKY = 'line1\nline2\r\n\u2028\u2029\ttab "quoted" \\ 😀 张三';
 
 Deno.test("encoders produce one JSON message with no raw newline, even when data has newlines", () => {
   const encoded = [
-    encodeWelcome("c1", { maxMessageBytes: 65536, rateLimit: 50, rateBurst: 100, maxGroups: 100 }),
+    encodeWelcome(
+      "c1",
+      { maxMessageBytes: 65536, rateLimit: 50, rateBurst: 100, maxGroups: 100 },
+      TRICKY,
+    ),
     encodeAck("a\nb", { members: [TRICKY] }),
     encodeError({ code: "invalid_message", message: TRICKY, id: TRICKY }),
     encodePong(TRICKY),
@@ -458,14 +462,16 @@ Deno.test("encoders produce one JSON message with no raw newline, even when data
   assertEquals(JSON.parse(encodeRelay("a", TRICKY)).data, TRICKY);
 });
 
-Deno.test("encodeWelcome names the protocol and the limits", () => {
+Deno.test("encodeWelcome names the protocol, the limits and the default group", () => {
   const limits = { maxMessageBytes: 65536, rateLimit: 50, rateBurst: 100, maxGroups: 100 };
-  assertEquals(JSON.parse(encodeWelcome("c42", limits)), {
+  assertEquals(JSON.parse(encodeWelcome("c42", limits, "lobby")), {
     type: "welcome",
     connection: "c42",
     protocol: "switchboard.v1",
     limits,
+    defaultGroup: "lobby",
   });
+  assertEquals(JSON.parse(encodeWelcome("c42", limits, null)).defaultGroup, null);
   assertEquals(PROTOCOL_NAME, "switchboard.v1");
 });
 

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { eventually, healthz, TestClient, withServer } from "./_helpers.ts";
 
-Deno.test("a v1 client is welcomed with its connection id, the protocol and the limits", async () => {
+Deno.test("a v1 client is welcomed with its connection id, the protocol, the limits and the default group", async () => {
   await withServer({ maxMessageBytes: 1000, rate: 7, burst: 9, maxGroups: 3 }, async (server) => {
     const client = await TestClient.v1(server);
     const welcome = client.messages[0];
@@ -245,4 +245,14 @@ Deno.test("a burst of arrivals is announced with each user named exactly once", 
     assertEquals(joined().sort(), Array.from({ length: 30 }, (_, i) => `u${i}`).sort());
     await Promise.all([observer, ...arrivals].map((client) => client.close()));
   });
+});
+
+Deno.test("welcome names a configured default group, or null when there is none", async () => {
+  for (const defaultGroup of ["hall", null]) {
+    await withServer({ defaultGroup }, async (server) => {
+      const client = await TestClient.v1(server);
+      assertEquals(client.messages[0].defaultGroup, defaultGroup);
+      await client.close();
+    });
+  }
 });
