@@ -180,16 +180,21 @@ interface ServerSpec {
   argv(port: number): string[];
 }
 
-async function startServer(spec: ServerSpec): Promise<Running> {
-  const port = freePort();
-  const argv = wrap(0, spec.argv(port));
-  const child = new Deno.Command(argv[0], {
+/** Starts `argv` in the repository root with stdout and stderr piped. */
+function spawnPiped(argv: string[]): Deno.ChildProcess {
+  return new Deno.Command(argv[0], {
     args: argv.slice(1),
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+async function startServer(spec: ServerSpec): Promise<Running> {
+  const port = freePort();
+  const argv = wrap(0, spec.argv(port));
+  const child = spawnPiped(argv);
   const r: Running = { name: spec.name, port, pid: child.pid, child, tail: [], exited: false };
   running.add(r);
   drain(child.stdout, r.tail);
@@ -254,13 +259,7 @@ async function runLoadgen(params: Partial<LoadParams>, budgetMs: number): Promis
     `${BENCH}/loadgen.ts`,
     ...args,
   ]);
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnPiped(argv);
   loadgens.add(child);
   const tail: string[] = [];
   drain(child.stderr, tail);
